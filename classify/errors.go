@@ -51,8 +51,8 @@ func Classify(err error) Verdict { return defaultClassifier.Classify(err) }
 //   - a reply: *textproto.Error, or an error with go-mail's SendError
 //     methods (ErrorCode, EnhancedStatusCode) and a code: ClassifyReply,
 //     with the command from an enclosing *CommandError.
-//   - *ParseError: the server sent something that is not a reply; like a
-//     lost connection.
+//   - *ParseError, textproto.ProtocolError: the server sent something that
+//     is not a reply; like a lost connection.
 //   - TLS certificate errors: permanent; configuration must change.
 //   - DNS errors: permanent when the name does not exist, else transient.
 //   - refused, reset and closed connections, io.EOF, io.ErrUnexpectedEOF,
@@ -82,8 +82,8 @@ func (c *Classifier) Classify(err error) Verdict {
 
 	var te *textproto.Error
 	if errors.As(err, &te) {
-		r := Reply{Code: te.Code, Command: command}
-		r.Enhanced, r.Text = cutEnhanced(te.Msg)
+		r := ReplyOf(te.Code, te.Msg)
+		r.Command = command
 		return c.ClassifyReply(r)
 	}
 	var coded codedError
@@ -94,6 +94,7 @@ func (c *Classifier) Classify(err error) Verdict {
 	v := Verdict{Class: Transient, Action: Reconnect, Source: FromNetwork, Command: command}
 	var (
 		pe        *ParseError
+		tpe       textproto.ProtocolError
 		dnsErr    *net.DNSError
 		netErr    net.Error
 		verifyErr *tls.CertificateVerificationError
@@ -104,7 +105,7 @@ func (c *Classifier) Classify(err error) Verdict {
 		record    tls.RecordHeaderError
 	)
 	switch {
-	case errors.As(err, &pe):
+	case errors.As(err, &pe) || errors.As(err, &tpe):
 		v.Source, v.Reason, v.Description = FromServer, ReasonProtocolError, "the server's answer is not an SMTP reply"
 	case errors.As(err, &verifyErr) || errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &invalid):
 		v.Class, v.Action, v.Reason, v.Description = Permanent, FailMessage, ReasonCertificate, "the server's TLS certificate was rejected"

@@ -53,6 +53,7 @@ func TestClassifyErrors(t *testing.T) {
 		{"go-mail SendError without code", &sendError{0, ""}, want{Permanent, FailMessage, ReasonInvalidInput}, FromClient, 0, "", false},
 		{"go-mail hello error", fmt.Errorf("smtp: EHLO/HELO exchange failed. EHLO response: %w, HELO response: %w", textprotoError(502, "5.5.1 no"), textprotoError(550, "5.7.1 go away")), want{Permanent, FailMessage, ReasonNotImplemented}, FromServer, 502, "", false},
 		{"parse error", &CommandError{CmdMAIL, &ParseError{Reason: "code is not three digits"}}, want{Transient, Reconnect, ReasonProtocolError}, FromServer, 0, CmdMAIL, false},
+		{"textproto protocol error", &CommandError{CmdRCPT, textproto.ProtocolError("short response: 25")}, want{Transient, Reconnect, ReasonProtocolError}, FromServer, 0, CmdRCPT, false},
 		{"EOF", &CommandError{CmdRCPT, io.EOF}, want{Transient, Reconnect, ReasonConnectionLost}, FromNetwork, 0, CmdRCPT, false},
 		{"unexpected EOF", io.ErrUnexpectedEOF, want{Transient, Reconnect, ReasonConnectionLost}, FromNetwork, 0, "", false},
 		{"closed", net.ErrClosed, want{Transient, Reconnect, ReasonConnectionLost}, FromNetwork, 0, "", false},

@@ -204,3 +204,33 @@ func cutEnhanced(text string) (enhanced, rest string) {
 	}
 	return "", text
 }
+
+// ReplyOf returns the Reply for a code and message as net/textproto's
+// ReadResponse and *textproto.Error give them: the lines' texts joined by
+// "\n". The enhanced code is split off the first line and, where the other
+// lines repeat it, off them too, as Parse does.
+func ReplyOf(code int, msg string) Reply {
+	r := Reply{Code: code}
+	first, rest, multi := strings.Cut(msg, "\n")
+	r.Enhanced, first = cutEnhanced(first)
+	if !multi {
+		r.Text = first
+		return r
+	}
+	if r.Enhanced == "" {
+		r.Text = msg
+		return r
+	}
+	var b strings.Builder
+	b.Grow(len(msg))
+	b.WriteString(first)
+	for _, line := range strings.Split(rest, "\n") {
+		if e, t := cutEnhanced(line); e == r.Enhanced {
+			line = t
+		}
+		b.WriteByte('\n')
+		b.WriteString(line)
+	}
+	r.Text = b.String()
+	return r
+}

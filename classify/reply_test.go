@@ -113,3 +113,27 @@ func TestReplyString(t *testing.T) {
 		}
 	}
 }
+
+func TestReplyOf(t *testing.T) {
+	tests := []struct {
+		code int
+		msg  string
+		want Reply
+	}{
+		{250, "OK", Reply{Code: 250, Text: "OK"}},
+		{550, "5.1.1 User unknown", Reply{Code: 550, Enhanced: "5.1.1", Text: "User unknown"}},
+		{550, "5.7.1 one\n5.7.1 two", Reply{Code: 550, Enhanced: "5.7.1", Text: "one\ntwo"}},
+		{250, "mx\nPIPELINING", Reply{Code: 250, Text: "mx\nPIPELINING"}},
+		{421, "", Reply{Code: 421}},
+	}
+	for _, tt := range tests {
+		if got := ReplyOf(tt.code, tt.msg); got != tt.want {
+			t.Errorf("ReplyOf(%d, %q) = %#v, want %#v", tt.code, tt.msg, got, tt.want)
+		}
+	}
+	// ReplyOf agrees with Parse on the same reply.
+	parsed, _ := Parse("550-5.7.1 one\r\n550 5.7.1 two\r\n")
+	if got := ReplyOf(550, "5.7.1 one\n5.7.1 two"); got != parsed {
+		t.Errorf("ReplyOf = %#v, Parse = %#v", got, parsed)
+	}
+}
