@@ -48,31 +48,27 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	n := 0
+	for _, err := range e.errs {
+		if _, ok := err.(*RecipientError); ok {
+			n++
+		}
+	}
 	var b strings.Builder
 	b.WriteString("sender: ")
-	b.WriteString(e.Verdict.String())
-	b.WriteString(" after ")
+	b.WriteString(strconv.Itoa(n))
+	b.WriteString(" recipient")
+	if n != 1 {
+		b.WriteByte('s')
+	}
+	b.WriteString(" not delivered after ")
 	b.WriteString(strconv.Itoa(e.Attempts))
 	b.WriteString(" attempt")
 	if e.Attempts != 1 {
 		b.WriteByte('s')
 	}
-	n := 0
-	for _, err := range e.errs {
-		var re *RecipientError
-		if errors.As(err, &re) {
-			n++
-		}
-	}
-	if n > 0 {
-		b.WriteString("; ")
-		b.WriteString(strconv.Itoa(n))
-		b.WriteString(" recipient")
-		if n != 1 {
-			b.WriteByte('s')
-		}
-		b.WriteString(" not delivered")
-	}
+	b.WriteString(": ")
+	b.WriteString(e.Verdict.String())
 	return b.String()
 }
 
