@@ -89,6 +89,8 @@ func TestDescribeByCommand(t *testing.T) {
 		{530, CmdRCPT, "Must issue a STARTTLS command first"},
 		{538, CmdAUTH, "Encryption required for requested authentication mechanism"},
 		{551, CmdRCPT, "User not local; please try <forward-path>"},
+		{554, CmdConnect, "No SMTP service here"}, // RFC 5321 §3.1
+		{554, CmdDataEnd, "Transaction failed"},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%d/%s", tt.code, tt.command), func(t *testing.T) {

@@ -112,6 +112,10 @@ func seedDescription(code int, command string) (string, bool) {
 	case 553:
 		return "Requested action not taken: mailbox name not allowed", true
 	case 554:
+		switch command {
+		case "CONNECT":
+			return "No SMTP service here", true
+		}
 		return "Transaction failed", true
 	}
 	return "", false
