@@ -80,10 +80,11 @@ type txResult struct {
 // reply. Either way every reply is classified on its own.
 func (s *Sender) transaction(ctx context.Context, c *conn, st *sendState, attempt int, ta *telemetry.Attempt) (tx txResult) {
 	pending := st.undecided(attempt)
-	c.deadline(ctx, s.opts.CommandTimeout)
+	c.deadline(ctx, s.opts.CommandTimeout) // for the writes of the first flight
 
 	// read reads the reply to command and judges it.
 	read := func(command string) (classify.Reply, classify.Verdict, error) {
+		c.deadline(ctx, s.opts.CommandTimeout)
 		r, err := c.readReply()
 		if err != nil {
 			err = &classify.CommandError{Command: command, Err: err}
@@ -260,6 +261,7 @@ func (s *Sender) transaction(ctx context.Context, c *conn, st *sendState, attemp
 	}
 
 	// The body, then the final dot.
+	c.deadline(ctx, s.opts.CommandTimeout)
 	dw := c.text.DotWriter()
 	_, err = dw.Write(st.body)
 	if cerr := dw.Close(); err == nil {
