@@ -63,6 +63,12 @@ func (s *Sender) attempt(ctx context.Context, st *sendState, n int) (err error) 
 	}
 }
 
+// pipelineWindow bounds the bytes of commands sent before reading their
+// replies. Writes block, so each group must fit in the TCP window (RFC 2920
+// §3.1): a server blocked writing replies that are not read yet stops
+// reading, and a client still writing its group then waits for ever.
+const pipelineWindow = 4096
+
 // txResult is how one transaction ended.
 type txResult struct {
 	connOK  bool             // the connection can carry another transaction
@@ -114,18 +120,36 @@ func (s *Sender) transaction(ctx context.Context, c *conn, st *sendState, attemp
 	if c.smtpUTF8 && st.utf8 {
 		mailCmd += " SMTPUTF8"
 	}
-	writeErr := c.writeLine(mailCmd)
-	if c.pipelining {
-		for _, i := range pending {
-			if writeErr == nil {
-				writeErr = c.writeLine("RCPT TO:" + st.rcpts[i])
+	// group sends, pipelined, the next RCPTs and then DATA, as many as fit
+	// in pipelineWindow with what is buffered already, and at least one.
+	var (
+		sent     int  // RCPTs sent
+		dataSent bool // DATA sent with the RCPTs
+	)
+	group := func() error {
+		for ; sent <= len(pending); sent++ {
+			line := "DATA"
+			if sent < len(pending) {
+				line = "RCPT TO:" + st.rcpts[pending[sent]]
+			}
+			if n := c.text.W.Buffered(); n > 0 && n+len(line)+2 > pipelineWindow {
+				break
+			}
+			if err := c.writeLine(line); err != nil {
+				return err
+			}
+			if sent == len(pending) {
+				dataSent = true
 			}
 		}
-		if writeErr == nil {
-			writeErr = c.writeLine("DATA")
-		}
+		sent = min(sent, len(pending))
+		return c.flush()
 	}
-	if writeErr == nil {
+
+	writeErr := c.writeLine(mailCmd)
+	if writeErr == nil && c.pipelining {
+		writeErr = group()
+	} else if writeErr == nil {
 		writeErr = c.flush()
 	}
 	if writeErr != nil {
@@ -152,7 +176,18 @@ func (s *Sender) transaction(ctx context.Context, c *conn, st *sendState, attemp
 		fatal    *classify.Verdict
 		fatalErr error
 	)
-	for _, i := range pending {
+	for k, i := range pending {
+		if c.pipelining && k == sent {
+			// The group is read: send the next one, unless the replies
+			// so far ended the transaction.
+			if !mailOK || limited || fatal != nil {
+				break
+			}
+			if err := group(); err != nil {
+				err := &classify.CommandError{Command: classify.CmdRCPT, Err: err}
+				return lost(s.classifier.Classify(err), err)
+			}
+		}
 		if !c.pipelining {
 			if !mailOK || limited || fatal != nil {
 				break
@@ -203,7 +238,7 @@ func (s *Sender) transaction(ctx context.Context, c *conn, st *sendState, attemp
 
 	// DATA
 	if !mailOK || len(accepted) == 0 || fatal != nil {
-		if c.pipelining {
+		if dataSent {
 			// DATA was sent; its reply (503 or 554, RFC 2920 §3.1) must be
 			// read, and a server that said 354 anyway gets an empty message
 			// it will refuse for want of recipients.
@@ -212,8 +247,13 @@ func (s *Sender) transaction(ctx context.Context, c *conn, st *sendState, attemp
 				return lost(dv, err)
 			}
 			if dr.Code == 354 {
-				if err := c.writeLine("."); err == nil {
+				err := c.writeLine(".")
+				if err == nil {
 					err = c.flush()
+				}
+				if err != nil {
+					err := &classify.CommandError{Command: classify.CmdDataEnd, Err: err}
+					return lost(s.classifier.Classify(err), err)
 				}
 				if _, v, err := read(classify.CmdDataEnd); err != nil {
 					return lost(v, err)
@@ -233,7 +273,7 @@ func (s *Sender) transaction(ctx context.Context, c *conn, st *sendState, attemp
 		tx.connOK = !mailOK || s.reset(c)
 		return tx
 	}
-	if !c.pipelining {
+	if !dataSent {
 		err := c.writeLine("DATA")
 		if err == nil {
 			err = c.flush()
