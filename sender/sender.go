@@ -158,6 +158,13 @@ func (s *Sender) Send(ctx context.Context, msg *mail.Msg) (*Result, error) {
 	var se *Error
 	if errors.As(err, &se) {
 		v = se.Verdict
+	} else {
+		// Delivered: the deciding reply is the last final dot's.
+		for _, r := range st.result.Recipients {
+			if r.Attempt == st.result.Attempts {
+				v = r.Verdict
+			}
+		}
 	}
 	accepted, deferred, rejected := st.result.counts()
 	st.telemetry.End(telemetry.SendOutcome{

@@ -241,10 +241,14 @@ func (s *Sender) transaction(ctx context.Context, c *conn, st *sendState, attemp
 		if dataSent {
 			// DATA was sent; its reply (503 or 554, RFC 2920 §3.1) must be
 			// read, and a server that said 354 anyway gets an empty message
-			// it will refuse for want of recipients.
-			dr, dv, err := read(classify.CmdDATA)
+			// it will refuse for want of recipients. That refusal is the
+			// expected echo of the RCPT refusals, not news: it is not
+			// recorded as a reply of its own.
+			c.deadline(ctx, s.opts.CommandTimeout)
+			dr, err := c.readReply()
 			if err != nil {
-				return lost(dv, err)
+				err := &classify.CommandError{Command: classify.CmdDATA, Err: err}
+				return lost(s.classifier.Classify(err), err)
 			}
 			if dr.Code == 354 {
 				err := c.writeLine(".")

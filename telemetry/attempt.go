@@ -64,16 +64,20 @@ func (s *Send) StartAttempt(ctx context.Context, attempt int) (context.Context, 
 
 // Reply records one reply the client read (the greeting, EHLO, MAIL, each
 // RCPT, DATA, the reply after the final dot, …), v being its verdict and
-// text its text: an smtp.reply event with the code, enhanced code, class
-// and command, and the text only with Options.RecordReplyText (never for a
-// 334 AUTH challenge); and one on the replies counter, by code, class and
-// command. Pass only what the server said, never what the client sent:
-// client lines carry credentials.
+// text its text: one on the replies counter, by code, class and command;
+// and, for a reply that is not a success (2xx) or an intermediate (3xx),
+// an smtp.reply event with the code, enhanced code, class and command, and
+// the text only with Options.RecordReplyText. Routine successes get no
+// event: a span event costs more than the rest of the instrumentation of a
+// send, the counter has them, and the deciding reply is on the span. So the
+// text of an AUTH challenge (334), which for SCRAM carries the salt of the
+// user's password, is never recorded. Pass only what the server said,
+// never what the client sent: client lines carry credentials.
 func (a *Attempt) Reply(v classify.Verdict, text string) {
 	if a == nil {
 		return
 	}
-	if a.span.IsRecording() {
+	if a.span.IsRecording() && v.Class != classify.Success && v.Class != classify.Intermediate {
 		attrs := make([]attribute.KeyValue, 0, 5)
 		if v.Code != 0 {
 			attrs = append(attrs, ReplyCodeKey.Int(v.Code))
@@ -85,7 +89,7 @@ func (a *Attempt) Reply(v classify.Verdict, text string) {
 		if v.Command != "" {
 			attrs = append(attrs, CommandKey.String(v.Command))
 		}
-		if a.s.t.recordReplyText && text != "" && !saslChallenge(v) {
+		if a.s.t.recordReplyText && text != "" {
 			attrs = append(attrs, ReplyTextKey.String(text))
 		}
 		a.span.AddEvent(ReplyEvent, trace.WithAttributes(attrs...))
@@ -95,20 +99,18 @@ func (a *Attempt) Reply(v classify.Verdict, text string) {
 	}
 }
 
-// saslChallenge reports whether v is an intermediate reply to AUTH (RFC
-// 4954 §4): its text is a mechanism's challenge, which for SCRAM carries the
-// salt of the user's password and the server's proof.
-func saslChallenge(v classify.Verdict) bool {
-	return v.Code == 334 || (v.Command == classify.CmdAUTH && v.Class == classify.Intermediate)
-}
-
 // Recipient records the outcome of one recipient in this attempt as an
 // smtp.recipient event: smtp.recipient.outcome (see RecipientOutcome), the
 // verdict's code, enhanced code, class, reason and command, and the address
-// only with Options.RecordRecipients. It adds to no metric: the recipients
-// counter counts final outcomes, at Send.End.
+// only with Options.RecordRecipients. A recipient that was accepted gets
+// an event only with RecordRecipients: without its address it says
+// nothing the span's smtp.recipients.accepted does not. It adds to no
+// metric: the recipients counter counts final outcomes, at Send.End.
 func (a *Attempt) Recipient(addr string, v classify.Verdict) {
 	if a == nil || !a.span.IsRecording() {
+		return
+	}
+	if v.Class == classify.Success && !a.s.t.recordRecipients {
 		return
 	}
 	attrs := make([]attribute.KeyValue, 0, 7)

@@ -15,9 +15,10 @@
 // One smtp.send span (kind internal) per send covers all its attempts; it is
 // a child of the span in the caller's context. Each attempt, one SMTP
 // conversation, is an smtp.attempt span (kind client) under it. Events:
-// smtp.reply on the attempt for every reply read, smtp.recipient on the
-// attempt for each recipient's outcome, smtp.retry on the send for each
-// retry decided, with its delay.
+// smtp.reply on the attempt for every reply that refused or failed (every
+// reply is counted in smtp.client.replies), smtp.recipient on the attempt
+// for each recipient deferred or rejected (and, with RecordRecipients,
+// accepted), smtp.retry on the send for each retry decided, with its delay.
 //
 // # Attributes
 //
@@ -75,8 +76,8 @@
 // metrics. Error values are never recorded, only their classification: an
 // error's text can quote the server. Credentials never reach this package:
 // the sender passes it only what servers said, never the client's lines,
-// and the text of AUTH challenges (334) is dropped even with
-// RecordReplyText on.
+// and the text of AUTH challenges (334) is never recorded: success and
+// intermediate replies are counted, not recorded as events.
 //
 // # Providers and concurrency
 //

@@ -70,8 +70,6 @@ func Example() {
 	//   smtp.attempt=2
 	//   smtp.reply.code=250
 	//   smtp.reply.description=Requested mail action okay, completed
-	//   event smtp.reply
-	//     smtp.reply.code=250
 	// smtp.send internal Unset
 	//   smtp.attempts=2
 	//   smtp.reply.code=250

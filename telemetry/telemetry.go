@@ -27,10 +27,10 @@ type Options struct {
 	MeterProvider metric.MeterProvider
 
 	// RecordReplyText adds the server's reply text to each smtp.reply
-	// event. Off by default: bounces quote addresses and names. Never
-	// recorded, even when on, for the intermediate (334) replies to AUTH:
-	// SASL challenges such as SCRAM's carry data derived from the
-	// credentials.
+	// event. Off by default: bounces quote addresses and names. Success
+	// and intermediate replies have no event, so the text of AUTH
+	// challenges (334), which for SCRAM carries data derived from the
+	// credentials, is never recorded.
 	RecordReplyText bool
 	// RecordRecipients adds recipient addresses to the send span and to
 	// each smtp.recipient event. Off by default: addresses are personal

@@ -77,13 +77,6 @@ func TestSuccessFirstTry(t *testing.T) {
 		  smtp.reply.description="Requested mail action okay, completed"
 		  smtp.reply.enhanced_description="Other undefined Status"
 		  smtp.reply.enhanced_status_code="2.0.0"
-		  event smtp.reply smtp.command="CONNECT" smtp.reply.class="success" smtp.reply.code=220
-		  event smtp.reply smtp.command="EHLO" smtp.reply.class="success" smtp.reply.code=250
-		  event smtp.reply smtp.command="MAIL" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.1.0"
-		  event smtp.reply smtp.command="RCPT" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.1.5"
-		  event smtp.recipient smtp.command="RCPT" smtp.recipient.outcome="accepted" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.1.5"
-		  event smtp.reply smtp.command="DATA" smtp.reply.class="intermediate" smtp.reply.code=354
-		  event smtp.reply smtp.command="DATA-END" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.0.0"
 		smtp.send internal parent=none status=Unset
 		  server.address="mx.example.com"
 		  server.port=587
@@ -158,9 +151,6 @@ func TestRetryThenSuccess(t *testing.T) {
 		  smtp.reply.enhanced_description="Delivery not authorized, message refused"
 		  smtp.reply.enhanced_status_code="4.7.1"
 		  smtp.reply.reason="greylisted"
-		  event smtp.reply smtp.command="CONNECT" smtp.reply.class="success" smtp.reply.code=220
-		  event smtp.reply smtp.command="EHLO" smtp.reply.class="success" smtp.reply.code=250
-		  event smtp.reply smtp.command="MAIL" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.1.0"
 		  event smtp.reply smtp.command="RCPT" smtp.reply.class="transient" smtp.reply.code=451 smtp.reply.enhanced_status_code="4.7.1"
 		  event smtp.recipient smtp.command="RCPT" smtp.recipient.outcome="deferred" smtp.reply.class="transient" smtp.reply.code=451 smtp.reply.enhanced_status_code="4.7.1" smtp.reply.reason="greylisted"
 		smtp.attempt client parent=smtp.send status=Unset
@@ -177,13 +167,6 @@ func TestRetryThenSuccess(t *testing.T) {
 		  smtp.reply.description="Requested mail action okay, completed"
 		  smtp.reply.enhanced_description="Other undefined Status"
 		  smtp.reply.enhanced_status_code="2.0.0"
-		  event smtp.reply smtp.command="CONNECT" smtp.reply.class="success" smtp.reply.code=220
-		  event smtp.reply smtp.command="EHLO" smtp.reply.class="success" smtp.reply.code=250
-		  event smtp.reply smtp.command="MAIL" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.1.0"
-		  event smtp.reply smtp.command="RCPT" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.1.5"
-		  event smtp.recipient smtp.command="RCPT" smtp.recipient.outcome="accepted" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.1.5"
-		  event smtp.reply smtp.command="DATA" smtp.reply.class="intermediate" smtp.reply.code=354
-		  event smtp.reply smtp.command="DATA-END" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.0.0"
 		smtp.send internal parent=none status=Unset
 		  server.address="mx.example.com"
 		  server.port=587
@@ -258,12 +241,6 @@ func TestPermanentFailure(t *testing.T) {
 		  smtp.reply.enhanced_description="Delivery not authorized, message refused"
 		  smtp.reply.enhanced_status_code="5.7.1"
 		  smtp.reply.reason="policy"
-		  event smtp.reply smtp.command="CONNECT" smtp.reply.class="success" smtp.reply.code=220
-		  event smtp.reply smtp.command="EHLO" smtp.reply.class="success" smtp.reply.code=250
-		  event smtp.reply smtp.command="MAIL" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.1.0"
-		  event smtp.reply smtp.command="RCPT" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.1.5"
-		  event smtp.recipient smtp.command="RCPT" smtp.recipient.outcome="accepted" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.1.5"
-		  event smtp.reply smtp.command="DATA" smtp.reply.class="intermediate" smtp.reply.code=354
 		  event smtp.reply smtp.command="DATA-END" smtp.reply.class="permanent" smtp.reply.code=554 smtp.reply.enhanced_status_code="5.7.1"
 		smtp.send internal parent=none status=Error "Transaction failed"
 		  error.type="policy"
@@ -344,17 +321,10 @@ func TestPartialRecipients(t *testing.T) {
 		  smtp.reply.description="Requested mail action okay, completed"
 		  smtp.reply.enhanced_description="Other undefined Status"
 		  smtp.reply.enhanced_status_code="2.0.0"
-		  event smtp.reply smtp.command="CONNECT" smtp.reply.class="success" smtp.reply.code=220
-		  event smtp.reply smtp.command="EHLO" smtp.reply.class="success" smtp.reply.code=250
-		  event smtp.reply smtp.command="MAIL" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.1.0"
-		  event smtp.reply smtp.command="RCPT" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.1.5"
-		  event smtp.recipient smtp.command="RCPT" smtp.recipient.outcome="accepted" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.1.5"
 		  event smtp.reply smtp.command="RCPT" smtp.reply.class="permanent" smtp.reply.code=550 smtp.reply.enhanced_status_code="5.1.1"
 		  event smtp.recipient smtp.command="RCPT" smtp.recipient.outcome="rejected" smtp.reply.class="permanent" smtp.reply.code=550 smtp.reply.enhanced_status_code="5.1.1" smtp.reply.reason="bad-mailbox"
 		  event smtp.reply smtp.command="RCPT" smtp.reply.class="transient" smtp.reply.code=450 smtp.reply.enhanced_status_code="4.2.1"
 		  event smtp.recipient smtp.command="RCPT" smtp.recipient.outcome="deferred" smtp.reply.class="transient" smtp.reply.code=450 smtp.reply.enhanced_status_code="4.2.1" smtp.reply.reason="mailbox-unavailable"
-		  event smtp.reply smtp.command="DATA" smtp.reply.class="intermediate" smtp.reply.code=354
-		  event smtp.reply smtp.command="DATA-END" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.0.0"
 		smtp.send internal parent=none status=Error "Requested mail action not taken: mailbox unavailable"
 		  error.type="mailbox-unavailable"
 		  server.address="mx.example.com"
@@ -459,9 +429,6 @@ func TestLostConnection(t *testing.T) {
 		  smtp.reply.class="transient"
 		  smtp.reply.description="connection lost"
 		  smtp.reply.reason="connection-lost"
-		  event smtp.reply smtp.command="CONNECT" smtp.reply.class="success" smtp.reply.code=220
-		  event smtp.reply smtp.command="EHLO" smtp.reply.class="success" smtp.reply.code=250
-		  event smtp.reply smtp.command="MAIL" smtp.reply.class="success" smtp.reply.code=250 smtp.reply.enhanced_status_code="2.1.0"
 		smtp.send internal parent=none status=Error "connection lost"
 		  error.type="connection-lost"
 		  server.address="mx.example.com"
