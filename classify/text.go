@@ -59,15 +59,21 @@ func delayInText(s string) time.Duration {
 	return 0
 }
 
+// units are the words delayInText takes for a unit of time.
+var units = [...]struct {
+	word string
+	d    time.Duration
+}{
+	{"s", time.Second}, {"sec", time.Second}, {"secs", time.Second}, {"second", time.Second}, {"seconds", time.Second},
+	{"m", time.Minute}, {"min", time.Minute}, {"mins", time.Minute}, {"minute", time.Minute}, {"minutes", time.Minute},
+	{"h", time.Hour}, {"hour", time.Hour}, {"hours", time.Hour},
+}
+
 func unitOf(word string) time.Duration {
-	for _, u := range [...]struct {
-		word string
-		d    time.Duration
-	}{
-		{"s", time.Second}, {"sec", time.Second}, {"secs", time.Second}, {"second", time.Second}, {"seconds", time.Second},
-		{"m", time.Minute}, {"min", time.Minute}, {"mins", time.Minute}, {"minute", time.Minute}, {"minutes", time.Minute},
-		{"h", time.Hour}, {"hour", time.Hour}, {"hours", time.Hour},
-	} {
+	if word == "" || len(word) > len("minutes") {
+		return 0
+	}
+	for _, u := range units {
 		if len(word) == len(u.word) && containsFold(word, u.word) {
 			return u.d
 		}
