@@ -178,11 +178,15 @@ func (c *Classifier) transient(v *Verdict, r Reply, e enhanced) {
 		v.Reason, v.RetryAfter = ReasonGreylisted, c.hint(r.Text, c.greylistDelay)
 	case rateLimited(r, e):
 		v.Reason, v.RetryAfter = ReasonRateLimited, c.hint(r.Text, c.rateLimitDelay)
+	case r.Command == CmdConnect:
+		v.Reason = ReasonServiceUnavailable // a greeting refused for now
 	case e.is(2, 2):
 		v.Reason = ReasonMailboxFull
 	case r.Code == 452 || (e.ok && e.subject == 3 && e.detail == 1):
 		v.Reason = ReasonStorage
-	case r.Code == 450:
+	case r.Code == 450 && (r.Command == CmdRCPT || r.Command == CmdMAIL || r.Command == ""):
+		// "Mailbox unavailable" speaks of an address; after DATA or EHLO
+		// there is none to speak of.
 		v.Reason = ReasonMailboxUnavailable
 	case r.Code == 451:
 		v.Reason = ReasonLocalError
@@ -214,7 +218,8 @@ func (c *Classifier) permanent(v *Verdict, r Reply, e enhanced) {
 		v.Action, v.Reason = FailMessage, ReasonAuthFailed
 	case r.Command == CmdSTARTTLS:
 		v.Reason = ReasonTLSUnavailable
-	case r.Code == 521 || r.Code == 556 || e.is(1, 10) || (r.Command == CmdConnect && r.Code == 554):
+	case r.Code == 521 || r.Code == 556 || e.is(1, 10) || r.Command == CmdConnect:
+		// RFC 5321 §3.1: a server refusing its greeting offers no service.
 		v.Reason = ReasonNoService
 	case r.Code == 500 || r.Code == 501:
 		v.Reason = ReasonSyntax

@@ -72,8 +72,9 @@ func FuzzClassify(f *testing.F) {
 			}
 			return
 		}
-		enh, text := cutEnhanced(msg)
-		checkVerdict(t, Reply{Code: code, Enhanced: enh, Text: text, Command: command}, v)
+		r := ReplyOf(code, msg)
+		r.Command = command
+		checkVerdict(t, r, v)
 	})
 }
 

@@ -49,11 +49,24 @@ func TestSMTPSinkFaults(t *testing.T) {
 	skVerifyNoLeaks(t)
 
 	soft := func(command string) skWant { // 450 4.3.0 "Error: command failed"
-		return skWant{class: classify.Transient, action: classify.Retry, reason: classify.ReasonMailboxUnavailable, command: command,
+		// 450 means "mailbox unavailable" only where there is an address;
+		// a refused greeting is a service unavailable for now.
+		reason := classify.ReasonNone
+		switch command {
+		case classify.CmdMAIL, classify.CmdRCPT:
+			reason = classify.ReasonMailboxUnavailable
+		case classify.CmdConnect:
+			reason = classify.ReasonServiceUnavailable
+		}
+		return skWant{class: classify.Transient, action: classify.Retry, reason: reason, command: command,
 			attempts: skMaxAttempts, sentinels: []error{sender.ErrDeferred, retry.ErrAttemptsExhausted}}
 	}
 	hard := func(command string) skWant { // 500 5.3.0 "Error: command failed"
-		return skWant{class: classify.Permanent, action: classify.FailMessage, reason: classify.ReasonSyntax, command: command,
+		reason := classify.ReasonSyntax
+		if command == classify.CmdConnect {
+			reason = classify.ReasonNoService // RFC 5321 §3.1: a refused greeting
+		}
+		return skWant{class: classify.Permanent, action: classify.FailMessage, reason: reason, command: command,
 			attempts: 1, dials: 1, sentinels: []error{sender.ErrMessageRejected, retry.ErrPermanent}}
 	}
 	// 421 and a silent disconnect lose the connection: every attempt

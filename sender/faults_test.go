@@ -88,7 +88,7 @@ func TestFaultMatrix(t *testing.T) {
 		fault
 		expect
 	}{
-		{fault{"CONNECT", "4xx"}, transient("CONNECT", classify.Retry, classify.ReasonLocalError)},
+		{fault{"CONNECT", "4xx"}, transient("CONNECT", classify.Retry, classify.ReasonServiceUnavailable)},
 		{fault{"CONNECT", "421"}, transient("CONNECT", classify.Reconnect, classify.ReasonServiceUnavailable)},
 		{fault{"CONNECT", "5xx"}, refusedMsg("CONNECT", classify.ReasonNoService)},
 		{fault{"CONNECT", "drop"}, lostAt("CONNECT")},
