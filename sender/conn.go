@@ -19,11 +19,9 @@ import (
 // conn is one SMTP connection of the pool. It is used by one goroutine at a
 // time: the pool hands it out and takes it back.
 type conn struct {
-	client *smtp.Client
-	text   *textproto.Conn
-	raw    *countingConn // the network connection, below any TLS
+	text *textproto.Conn
+	raw  *watchedConn // the network connection, below any TLS
 
-	created  time.Time
 	lastUsed time.Time
 	messages int
 
@@ -31,25 +29,18 @@ type conn struct {
 	pipelining, eightBitMIME, smtpUTF8 bool
 }
 
-// countingConn counts round trips: each time the client reads after it
-// wrote, it has waited for the other side once. It sees TLS records, not
-// commands, so the count includes TLS handshakes, as the network does.
-type countingConn struct {
+// watchedConn is the network connection of a dial, which the Sender keeps
+// to close it when go-mail does not, and to interrupt a stalled dial. It
+// notes whether the client has written anything yet: until then a failure
+// is the greeting's.
+type watchedConn struct {
 	net.Conn
-	wrote      atomic.Bool
-	roundTrips atomic.Int64
+	wrote atomic.Bool
 }
 
-func (c *countingConn) Write(p []byte) (int, error) {
+func (c *watchedConn) Write(p []byte) (int, error) {
 	c.wrote.Store(true)
 	return c.Conn.Write(p)
-}
-
-func (c *countingConn) Read(p []byte) (int, error) {
-	if c.wrote.Swap(false) {
-		c.roundTrips.Add(1)
-	}
-	return c.Conn.Read(p)
 }
 
 // dialFailures learns, through go-mail's error-handler hook, which command
@@ -119,14 +110,14 @@ func usesImplicitTLS(c *mail.Client) bool {
 func (s *Sender) dial(ctx context.Context) (*conn, error) {
 	var (
 		mu  sync.Mutex
-		raw *countingConn
+		raw *watchedConn
 	)
 	dialFunc := func(dctx context.Context, network, address string) (net.Conn, error) {
 		nc, err := s.opts.DialContext(dctx, network, address)
 		if err != nil {
 			return nil, err
 		}
-		cc := &countingConn{Conn: nc}
+		cc := &watchedConn{Conn: nc}
 		mu.Lock()
 		raw = cc
 		mu.Unlock()
@@ -171,12 +162,11 @@ func (s *Sender) dial(ctx context.Context) (*conn, error) {
 		if cc != nil {
 			cc.Close() // go-mail leaves it open when EHLO, STARTTLS or AUTH fail
 		}
-		greeted := cc != nil && cc.roundTrips.Load() > 0 // a command went out after the greeting
+		greeted := cc != nil && cc.wrote.Load() // a command went out after the greeting
 		return nil, failures.cause(err, greeted)
 	}
 
-	c := &conn{client: client, text: client.Text, raw: cc, created: s.now()}
-	c.lastUsed = c.created
+	c := &conn{text: client.Text, raw: cc, lastUsed: s.now()}
 	c.pipelining, _ = client.Extension("PIPELINING")
 	c.pipelining = c.pipelining && !s.opts.DisablePipelining
 	c.eightBitMIME, _ = client.Extension("8BITMIME")
