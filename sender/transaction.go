@@ -84,35 +84,109 @@ type txResult struct {
 // (RFC 2920) MAIL, the RCPTs and DATA go out in one write and their replies
 // are read in order afterwards; without it, each command waits for its
 // reply. Either way every reply is classified on its own.
-func (s *Sender) transaction(ctx context.Context, c *conn, st *sendState, attempt int, ta *telemetry.Attempt) (tx txResult) {
-	pending := st.undecided(attempt)
-	c.deadline(ctx, s.opts.CommandTimeout) // for the writes of the first flight
+func (s *Sender) transaction(ctx context.Context, c *conn, st *sendState, attempt int, ta *telemetry.Attempt) txResult {
+	t := &txn{s: s, ctx: ctx, c: c, st: st, attempt: attempt, ta: ta, pending: st.undecided(attempt)}
+	if done := t.envelope(); done {
+		return t.tx
+	}
+	if len(t.accepted) == 0 || t.fatal != nil {
+		return t.abandon()
+	}
+	return t.data()
+}
 
-	// read reads the reply to command and judges it.
-	read := func(command string) (classify.Reply, classify.Verdict, error) {
-		c.deadline(ctx, s.opts.CommandTimeout)
-		r, err := c.readReply()
-		if err != nil {
-			err = &classify.CommandError{Command: command, Err: err}
-			return r, s.classifier.Classify(err), err
-		}
-		r.Command = command
-		v := s.classifier.ClassifyReply(r)
-		ta.Reply(v, r.Text)
-		return r, v, nil
-	}
-	// lost ends the transaction on a connection that cannot be used again.
-	lost := func(v classify.Verdict, err error) txResult {
-		tx.connOK, tx.verdict, tx.err = false, v, err
-		if v.Action != classify.Reconnect && v.Class != classify.Permanent {
-			tx.verdict.Action = classify.Reconnect
-		}
-		return tx
-	}
-	refused := func(r classify.Reply) error {
-		return &classify.CommandError{Command: r.Command, Err: &textproto.Error{Code: r.Code, Msg: joinEnhanced(r)}}
-	}
+// txn is one transaction in progress.
+type txn struct {
+	s       *Sender
+	ctx     context.Context
+	c       *conn
+	st      *sendState
+	attempt int
+	ta      *telemetry.Attempt
+	pending []int // the recipients this transaction carries
 
+	tx txResult
+
+	// What the envelope phase left.
+	sent     int  // RCPTs sent
+	dataSent bool // DATA sent, pipelined with the RCPTs
+	accepted []int
+	limited  bool              // the server's recipient limit was reached
+	fatal    *classify.Verdict // a reply to RCPT that fails the whole message
+	fatalErr error
+}
+
+// read reads the reply to command and judges it.
+func (t *txn) read(command string) (classify.Reply, classify.Verdict, error) {
+	t.c.deadline(t.ctx, t.s.opts.CommandTimeout)
+	r, err := t.c.readReply()
+	if err != nil {
+		err = &classify.CommandError{Command: command, Err: err}
+		return r, t.s.classifier.Classify(err), err
+	}
+	r.Command = command
+	v := t.s.classifier.ClassifyReply(r)
+	t.ta.Reply(v, r.Text)
+	return r, v, nil
+}
+
+// send writes line and flushes it.
+func (t *txn) send(line string) error {
+	err := t.c.writeLine(line)
+	if err == nil {
+		err = t.c.flush()
+	}
+	return err
+}
+
+// lost ends the transaction on a connection that cannot be used again.
+func (t *txn) lost(v classify.Verdict, err error) txResult {
+	t.tx.connOK, t.tx.verdict, t.tx.err = false, v, err
+	if v.Action != classify.Reconnect && v.Class != classify.Permanent {
+		t.tx.verdict.Action = classify.Reconnect
+	}
+	return t.tx
+}
+
+// failed ends the transaction on an error writing command.
+func (t *txn) failed(command string, err error) txResult {
+	err = &classify.CommandError{Command: command, Err: err}
+	return t.lost(t.s.classifier.Classify(err), err)
+}
+
+// refused is the error of a refusing reply.
+func refused(r classify.Reply) error {
+	return &classify.CommandError{Command: r.Command, Err: &textproto.Error{Code: r.Code, Msg: joinEnhanced(r)}}
+}
+
+// group sends, pipelined, the next RCPTs and then DATA, as many as fit in
+// pipelineWindow with what is buffered already, and at least one.
+func (t *txn) group() error {
+	for ; t.sent <= len(t.pending); t.sent++ {
+		line := "DATA"
+		if t.sent < len(t.pending) {
+			line = "RCPT TO:" + t.st.rcpts[t.pending[t.sent]]
+		}
+		if n := t.c.text.W.Buffered(); n > 0 && n+len(line)+2 > pipelineWindow {
+			break
+		}
+		if err := t.c.writeLine(line); err != nil {
+			return err
+		}
+		if t.sent == len(t.pending) {
+			t.dataSent = true
+		}
+	}
+	t.sent = min(t.sent, len(t.pending))
+	return t.c.flush()
+}
+
+// envelope sends MAIL and the RCPTs and reads their replies, deciding the
+// refused recipients. It reports whether the transaction is over: MAIL was
+// refused, or the connection failed.
+func (t *txn) envelope() (done bool) {
+	c, st := t.c, t.st
+	c.deadline(t.ctx, t.s.opts.CommandTimeout) // for the writes of the first flight
 	mailCmd := "MAIL FROM:" + st.from
 	if c.eightBitMIME {
 		mailCmd += " BODY=8BITMIME"
@@ -120,245 +194,216 @@ func (s *Sender) transaction(ctx context.Context, c *conn, st *sendState, attemp
 	if c.smtpUTF8 && st.utf8 {
 		mailCmd += " SMTPUTF8"
 	}
-	// group sends, pipelined, the next RCPTs and then DATA, as many as fit
-	// in pipelineWindow with what is buffered already, and at least one.
-	var (
-		sent     int  // RCPTs sent
-		dataSent bool // DATA sent with the RCPTs
-	)
-	group := func() error {
-		for ; sent <= len(pending); sent++ {
-			line := "DATA"
-			if sent < len(pending) {
-				line = "RCPT TO:" + st.rcpts[pending[sent]]
-			}
-			if n := c.text.W.Buffered(); n > 0 && n+len(line)+2 > pipelineWindow {
-				break
-			}
-			if err := c.writeLine(line); err != nil {
-				return err
-			}
-			if sent == len(pending) {
-				dataSent = true
-			}
-		}
-		sent = min(sent, len(pending))
-		return c.flush()
+	err := c.writeLine(mailCmd)
+	switch {
+	case err == nil && c.pipelining:
+		err = t.group()
+	case err == nil:
+		err = c.flush()
 	}
-
-	writeErr := c.writeLine(mailCmd)
-	if writeErr == nil && c.pipelining {
-		writeErr = group()
-	} else if writeErr == nil {
-		writeErr = c.flush()
-	}
-	if writeErr != nil {
-		err := &classify.CommandError{Command: classify.CmdMAIL, Err: writeErr}
-		return lost(s.classifier.Classify(err), err)
-	}
-
-	// MAIL
-	mr, mv, err := read(classify.CmdMAIL)
 	if err != nil {
-		return lost(mv, err)
+		t.failed(classify.CmdMAIL, err)
+		return true
+	}
+
+	mr, mv, err := t.read(classify.CmdMAIL)
+	if err != nil {
+		t.lost(mv, err)
+		return true
 	}
 	if mv.Action == classify.Reconnect {
-		return lost(mv, refused(mr))
+		t.lost(mv, refused(mr))
+		return true
 	}
 	mailOK := mv.Class == classify.Success
 
-	// RCPT, one reply per pending recipient (all of them were sent when
-	// pipelining; without it, stop sending once MAIL failed or the server
-	// says the transaction is full).
-	var (
-		accepted []int
-		limited  bool
-		fatal    *classify.Verdict
-		fatalErr error
-	)
-	for k, i := range pending {
-		if c.pipelining && k == sent {
-			// The group is read: send the next one, unless the replies
-			// so far ended the transaction.
-			if !mailOK || limited || fatal != nil {
-				break
+	// One reply per RCPT sent: all of them in pipelined groups; without
+	// PIPELINING, none once MAIL failed or the server said the transaction
+	// is full.
+	for k, i := range t.pending {
+		if !mailOK || t.limited || t.fatal != nil {
+			if !c.pipelining || k == t.sent {
+				break // nothing more was sent, and nothing more will be
 			}
-			if err := group(); err != nil {
-				err := &classify.CommandError{Command: classify.CmdRCPT, Err: err}
-				return lost(s.classifier.Classify(err), err)
+		} else if c.pipelining && k == t.sent {
+			// The group is read: send the next one.
+			if err := t.group(); err != nil {
+				t.failed(classify.CmdRCPT, err)
+				return true
 			}
-		}
-		if !c.pipelining {
-			if !mailOK || limited || fatal != nil {
-				break
-			}
-			err := c.writeLine("RCPT TO:" + st.rcpts[i])
-			if err == nil {
-				err = c.flush()
-			}
-			if err != nil {
-				err := &classify.CommandError{Command: classify.CmdRCPT, Err: err}
-				return lost(s.classifier.Classify(err), err)
+		} else if !c.pipelining {
+			if err := t.send("RCPT TO:" + st.rcpts[i]); err != nil {
+				t.failed(classify.CmdRCPT, err)
+				return true
 			}
 		}
-		rr, rv, err := read(classify.CmdRCPT)
+		rr, rv, err := t.read(classify.CmdRCPT)
 		if err != nil {
-			return lost(rv, err)
+			t.lost(rv, err)
+			return true
 		}
 		if !mailOK {
 			continue // 503s after a refused MAIL, read to stay in step
 		}
 		switch rv.Action {
 		case classify.Done:
-			accepted = append(accepted, i)
+			t.accepted = append(t.accepted, i)
 		case classify.FailRecipient:
-			st.decide(i, Rejected, rv, attempt, rr.Text, ta)
-			tx.rejected++
+			st.decide(i, Rejected, rv, t.attempt, rr.Text, t.ta)
+			t.tx.rejected++
 		case classify.Retry:
-			st.decide(i, Deferred, rv, attempt, rr.Text, ta)
-			tx.deferred++
+			st.decide(i, Deferred, rv, t.attempt, rr.Text, t.ta)
+			t.tx.deferred++
 		case classify.SendRestNow:
 			// Not a failure of the recipient: it goes in the next
 			// transaction, together with those after it.
-			limited = true
-			if tx.verdict.Class == classify.Unclassified {
-				tx.verdict = rv
+			t.limited = true
+			if t.tx.verdict.Class == classify.Unclassified {
+				t.tx.verdict = rv
 			}
 		case classify.Reconnect:
-			return lost(rv, refused(rr))
+			t.lost(rv, refused(rr))
+			return true
 		case classify.FailMessage:
-			if fatal == nil {
-				fatal, fatalErr = &rv, refused(rr)
+			if t.fatal == nil {
+				t.fatal, t.fatalErr = &rv, refused(rr)
 			}
 		default: // a 3xx to RCPT: the conversation is out of step
 			rv.Class, rv.Action, rv.Reason = classify.Transient, classify.Reconnect, classify.ReasonProtocolError
-			return lost(rv, refused(rr))
+			t.lost(rv, refused(rr))
+			return true
 		}
 	}
+	if mailOK {
+		return false
+	}
+	// A refused MAIL opened no transaction: nothing to RSET.
+	if t.dataSent {
+		if !t.skipData() {
+			return true
+		}
+	}
+	t.tx.verdict, t.tx.err, t.tx.connOK = mv, refused(mr), true
+	return true
+}
 
-	// DATA
-	if !mailOK || len(accepted) == 0 || fatal != nil {
-		if dataSent {
-			// DATA was sent; its reply (503 or 554, RFC 2920 §3.1) must be
-			// read, and a server that said 354 anyway gets an empty message
-			// it will refuse for want of recipients. That refusal is the
-			// expected echo of the RCPT refusals, not news: it is not
-			// recorded as a reply of its own.
-			c.deadline(ctx, s.opts.CommandTimeout)
-			dr, err := c.readReply()
-			if err != nil {
-				err := &classify.CommandError{Command: classify.CmdDATA, Err: err}
-				return lost(s.classifier.Classify(err), err)
-			}
-			if dr.Code == 354 {
-				err := c.writeLine(".")
-				if err == nil {
-					err = c.flush()
-				}
-				if err != nil {
-					err := &classify.CommandError{Command: classify.CmdDataEnd, Err: err}
-					return lost(s.classifier.Classify(err), err)
-				}
-				if _, v, err := read(classify.CmdDataEnd); err != nil {
-					return lost(v, err)
-				}
-			}
-		}
-		switch {
-		case !mailOK:
-			tx.verdict, tx.err = mv, refused(mr)
-		case fatal != nil:
-			tx.verdict, tx.err = *fatal, fatalErr
-		default:
-			tx.verdict = deferredVerdict(st, pending, limited)
-		}
-		// A refused MAIL opened no transaction; an accepted one must be
-		// closed with RSET, the only time the Sender sends it.
-		tx.connOK = !mailOK || s.reset(c)
-		return tx
-	}
-	if !dataSent {
-		err := c.writeLine("DATA")
-		if err == nil {
-			err = c.flush()
-		}
-		if err != nil {
-			err := &classify.CommandError{Command: classify.CmdDATA, Err: err}
-			return lost(s.classifier.Classify(err), err)
-		}
-	}
-	dr, dv, err := read(classify.CmdDATA)
+// skipData reads the reply to a DATA that was pipelined for nobody (503 or
+// 554, RFC 2920 §3.1), and ends the message a server that said 354 anyway
+// is waiting for, which it refuses for want of recipients. That refusal
+// echoes the earlier ones and is not recorded as a reply of its own. It
+// reports whether the connection is still usable.
+func (t *txn) skipData() bool {
+	t.c.deadline(t.ctx, t.s.opts.CommandTimeout)
+	dr, err := t.c.readReply()
 	if err != nil {
-		return lost(dv, err)
+		t.failed(classify.CmdDATA, err)
+		return false
+	}
+	if dr.Code != 354 {
+		return true
+	}
+	if err := t.send("."); err != nil {
+		t.failed(classify.CmdDataEnd, err)
+		return false
+	}
+	if _, v, err := t.read(classify.CmdDataEnd); err != nil {
+		t.lost(v, err)
+		return false
+	}
+	return true
+}
+
+// abandon ends a transaction in which no recipient was accepted, or a
+// reply failed the message: no body is sent, and the transaction MAIL
+// opened is closed with RSET, the only time the Sender sends it.
+func (t *txn) abandon() txResult {
+	if t.dataSent && !t.skipData() {
+		return t.tx
+	}
+	if t.fatal != nil {
+		t.tx.verdict, t.tx.err = *t.fatal, t.fatalErr
+	} else {
+		t.tx.verdict = deferredVerdict(t.st, t.pending, t.limited)
+	}
+	t.tx.connOK = t.s.reset(t.c)
+	return t.tx
+}
+
+// data sends DATA (unless it was pipelined), the body and the final dot,
+// and decides the accepted recipients by the server's last reply.
+func (t *txn) data() txResult {
+	c, st := t.c, t.st
+	if !t.dataSent {
+		if err := t.send("DATA"); err != nil {
+			return t.failed(classify.CmdDATA, err)
+		}
+	}
+	dr, dv, err := t.read(classify.CmdDATA)
+	if err != nil {
+		return t.lost(dv, err)
 	}
 	if dr.Code != 354 {
 		if dv.Class == classify.Success || dv.Class == classify.Intermediate {
 			dv.Class, dv.Action, dv.Reason = classify.Transient, classify.Reconnect, classify.ReasonProtocolError
 		}
-		s.settle(st, accepted, dv, attempt, dr.Text, ta, &tx)
-		tx.verdict, tx.err = dv, refused(dr)
+		t.settle(dv, dr.Text)
+		t.tx.verdict, t.tx.err = dv, refused(dr)
 		if dv.Action == classify.Reconnect {
-			return lost(dv, tx.err)
+			return t.lost(dv, t.tx.err)
 		}
-		tx.connOK = s.reset(c)
-		return tx
+		t.tx.connOK = t.s.reset(c)
+		return t.tx
 	}
 
-	// The body, then the final dot.
-	c.deadline(ctx, s.opts.CommandTimeout)
+	c.deadline(t.ctx, t.s.opts.CommandTimeout)
 	dw := c.text.DotWriter()
 	_, err = dw.Write(st.body)
 	if cerr := dw.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		err := &classify.CommandError{Command: classify.CmdDATA, Err: err}
-		return lost(s.classifier.Classify(err), err)
+		return t.failed(classify.CmdDATA, err)
 	}
-	er, ev, err := read(classify.CmdDataEnd)
+	er, ev, err := t.read(classify.CmdDataEnd)
 	if err != nil {
 		// RFC 5321 §6.1: the server may have taken the message.
 		st.result.Ambiguous = true
 		ev.Ambiguous = true
-		if s.opts.AtMostOnce {
-			for _, i := range accepted {
-				st.decide(i, Unknown, ev, attempt, "", ta)
-				tx.rejected++
+		if t.s.opts.AtMostOnce {
+			for _, i := range t.accepted {
+				st.decide(i, Unknown, ev, t.attempt, "", t.ta)
+				t.tx.rejected++
 			}
 		}
-		return lost(ev, err)
+		return t.lost(ev, err)
 	}
-	switch ev.Class {
-	case classify.Success:
-		for _, i := range accepted {
-			st.decide(i, Delivered, ev, attempt, er.Text, ta)
+	if ev.Class == classify.Success {
+		for _, i := range t.accepted {
+			st.decide(i, Delivered, ev, t.attempt, er.Text, t.ta)
 		}
-		tx.accepted += len(accepted)
+		t.tx.accepted += len(t.accepted)
 		st.result.Response = er.Text
 		c.messages++
-		tx.verdict = ev
-	default:
-		s.settle(st, accepted, ev, attempt, er.Text, ta, &tx)
-		tx.verdict, tx.err = ev, refused(er)
+		t.tx.verdict = ev
+	} else {
+		t.settle(ev, er.Text)
+		t.tx.verdict, t.tx.err = ev, refused(er)
 	}
-	tx.connOK = ev.Action != classify.Reconnect
-	if limited {
-		tx.restNow = true
-		return tx
-	}
-	return tx
+	t.tx.connOK = ev.Action != classify.Reconnect
+	t.tx.restNow = t.limited
+	return t.tx
 }
 
 // settle decides the recipients accepted in a transaction that the server
 // then refused at DATA or the final dot.
-func (s *Sender) settle(st *sendState, accepted []int, v classify.Verdict, attempt int, text string, ta *telemetry.Attempt, tx *txResult) {
-	for _, i := range accepted {
+func (t *txn) settle(v classify.Verdict, text string) {
+	for _, i := range t.accepted {
 		if v.Class == classify.Permanent {
-			st.decide(i, Rejected, v, attempt, text, ta)
-			tx.rejected++
+			t.st.decide(i, Rejected, v, t.attempt, text, t.ta)
+			t.tx.rejected++
 		} else {
-			st.decide(i, Deferred, v, attempt, text, ta)
-			tx.deferred++
+			t.st.decide(i, Deferred, v, t.attempt, text, t.ta)
+			t.tx.deferred++
 		}
 	}
 }

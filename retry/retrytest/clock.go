@@ -36,7 +36,9 @@ type deadline struct {
 var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // NewClock returns an automatic clock: each Sleep advances time by its
-// duration and returns at once.
+// duration and returns at once. Time is shared: when concurrent calls of
+// retry.Do share a clock, one's Sleep moves the others' attempt timeouts
+// closer too.
 func NewClock() *Clock {
 	return &Clock{now: Epoch, auto: true, waiting: make(chan struct{})}
 }
