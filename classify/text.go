@@ -59,24 +59,24 @@ func delayInText(s string) time.Duration {
 	return 0
 }
 
-// units are the words delayInText takes for a unit of time.
-var units = [...]struct {
-	word string
-	d    time.Duration
-}{
-	{"s", time.Second}, {"sec", time.Second}, {"secs", time.Second}, {"second", time.Second}, {"seconds", time.Second},
-	{"m", time.Minute}, {"min", time.Minute}, {"mins", time.Minute}, {"minute", time.Minute}, {"minutes", time.Minute},
-	{"h", time.Hour}, {"hour", time.Hour}, {"hours", time.Hour},
-}
-
+// unitOf returns the unit of time word names ("s", "secs", "Minutes", …),
+// or 0. It lowers the word into an array so that the switch compares
+// without allocating.
 func unitOf(word string) time.Duration {
-	if word == "" || len(word) > len("minutes") {
+	var b [len("minutes")]byte
+	if word == "" || len(word) > len(b) {
 		return 0
 	}
-	for _, u := range units {
-		if len(word) == len(u.word) && containsFold(word, u.word) {
-			return u.d
-		}
+	for i := 0; i < len(word); i++ {
+		b[i] = lower(word[i])
+	}
+	switch string(b[:len(word)]) {
+	case "s", "sec", "secs", "second", "seconds":
+		return time.Second
+	case "m", "min", "mins", "minute", "minutes":
+		return time.Minute
+	case "h", "hour", "hours":
+		return time.Hour
 	}
 	return 0
 }
