@@ -19,8 +19,7 @@ type pool struct {
 }
 
 func newPool(s *Sender, max int) *pool {
-	p := &pool{s: s, slots: make(chan struct{}, max)}
-	return p
+	return &pool{s: s, slots: make(chan struct{}, max)}
 }
 
 // get returns a connection: an idle one that is still fit, or a new one.

@@ -107,7 +107,11 @@ type sendState struct {
 	telemetry *telemetry.Send
 }
 
+// bodyBuffers keeps the buffers messages are rendered into; those that
+// grew past maxPooledBody are left to the garbage collector.
 var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBody = 1 << 20
 
 // Send delivers msg to each of its recipients (To, Cc and Bcc), retrying
 // per Options.Retry. It returns a Result whenever the message was valid,
@@ -128,14 +132,22 @@ func (s *Sender) Send(ctx context.Context, msg *mail.Msg) (*Result, error) {
 
 	buf := bodyBuffers.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer bodyBuffers.Put(buf)
+	defer func() {
+		if buf.Cap() <= maxPooledBody { // do not keep one large attachment's memory for ever
+			bodyBuffers.Put(buf)
+		}
+	}()
 	st, err := prepare(msg, buf)
 	if err != nil {
 		return nil, err
 	}
 
+	addrs := make([]string, len(st.result.Recipients))
+	for i, r := range st.result.Recipients {
+		addrs[i] = r.Address
+	}
 	ctx, st.telemetry = s.tel.StartSend(ctx, telemetry.SendInfo{
-		ServerAddress: s.opts.Host, ServerPort: s.opts.Port, Recipients: st.rcpts,
+		ServerAddress: s.opts.Host, ServerPort: s.opts.Port, Recipients: addrs,
 	})
 	policy := s.opts.Retry
 	if policy.Classifier == nil {
