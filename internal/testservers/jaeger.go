@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -102,17 +101,7 @@ func StartJaeger(t testing.TB) *Jaeger {
 		if err := dialReady(j.OTLPGRPCEndpoint, j.OTLPHTTPEndpoint[len("http://"):])(ctx); err != nil {
 			return err
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, j.QueryURL+"/api/services", nil)
-		resp, err := j.client.Do(req)
-		if err != nil {
-			return err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /api/services: %s", resp.Status)
-		}
-		return nil
+		return httpReady(ctx, j.client, j.QueryURL+"/api/services")
 	}
 	j.started = time.Now()
 	j.process = start(t, "jaeger", bin, 60*time.Second, argsFor, ready)

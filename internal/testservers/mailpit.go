@@ -145,17 +145,7 @@ func StartMailpit(t testing.TB, opts MailpitOptions) *Mailpit {
 		if err := dialReady(m.SMTPAddr)(ctx); err != nil {
 			return err
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.HTTPAddr+"/readyz", nil)
-		resp, err := m.client.Do(req)
-		if err != nil {
-			return err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /readyz: %s", resp.Status)
-		}
-		return nil
+		return httpReady(ctx, m.client, "http://"+m.HTTPAddr+"/readyz")
 	}
 	m.process = start(t, "mailpit", bin, 30*time.Second, argsFor, ready)
 	return m

@@ -2,8 +2,6 @@ package testservers
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -59,17 +57,7 @@ func StartToxiproxy(t testing.TB) *Toxiproxy {
 		return []string{"-host", "127.0.0.1", "-port", strconv.Itoa(port)}
 	}
 	ready := func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, tp.APIURL+"/version", nil)
-		resp, err := tp.client.Do(req)
-		if err != nil {
-			return err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /version: %s", resp.Status)
-		}
-		return nil
+		return httpReady(ctx, tp.client, tp.APIURL+"/version")
 	}
 	tp.process = start(t, "toxiproxy", bin, 15*time.Second, argsFor, ready)
 	return tp
