@@ -13,7 +13,9 @@ var (
 	// ErrClosed: Send was called after Close.
 	ErrClosed = errors.New("sender: closed")
 	// ErrInvalidMessage: the message cannot be sent as it is (nil, no
-	// sender, an address with CR or LF); nothing went on the network.
+	// sender, a body that cannot be composed); nothing went on the network.
+	// go-mail itself refuses malformed addresses, such as one with CR or LF,
+	// when they are set.
 	ErrInvalidMessage = errors.New("sender: invalid message")
 	// ErrNoRecipients: the message has no To, Cc or Bcc address.
 	ErrNoRecipients = errors.New("sender: message has no recipients")

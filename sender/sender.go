@@ -200,10 +200,9 @@ func prepare(msg *mail.Msg, buf *bytes.Buffer) (*sendState, error) {
 		return nil, ErrNoRecipients
 	}
 	st := &sendState{from: from, rcpts: rcpts, result: &Result{Recipients: make([]Recipient, len(rcpts))}}
+	// go-mail parses every address when it is set (net/mail), so none can
+	// carry CR or LF into a command line; only SMTPUTF8 needs looking for.
 	for _, a := range append([]string{from}, rcpts...) {
-		if strings.ContainsAny(a, "\r\n") {
-			return nil, fmt.Errorf("%w: address %q contains CR or LF", ErrInvalidMessage, a)
-		}
 		for i := 0; i < len(a); i++ {
 			if a[i] >= 0x80 {
 				st.utf8 = true

@@ -191,8 +191,11 @@ func TestInvalidInputCostsNoRoundTrip(t *testing.T) {
 	noFrom.To("bob@example.com")
 	noTo := mail.NewMsg()
 	noTo.From("alice@example.com")
-	crlf := newMsg(t, "bob@example.com")
-	crlf.SetAddrHeaderIgnoreInvalid(mail.HeaderTo, "bob@example.com\r\nRCPT TO:<victim@example.com>")
+	// An address with CR or LF, which could smuggle a command, never gets
+	// into a message: go-mail refuses it when it is set.
+	if err := newMsg(t, "bob@example.com").To("bob@example.com\r\nRCPT TO:<victim@example.com>"); err == nil {
+		t.Error("go-mail accepted an address with CR LF")
+	}
 
 	tests := []struct {
 		name string
@@ -202,13 +205,6 @@ func TestInvalidInputCostsNoRoundTrip(t *testing.T) {
 		{"nil", nil, sender.ErrInvalidMessage},
 		{"no sender", noFrom, sender.ErrInvalidMessage},
 		{"no recipients", noTo, sender.ErrNoRecipients},
-	}
-	if rcpts, _ := crlf.GetRecipients(); len(rcpts) > 0 && strings.ContainsAny(strings.Join(rcpts, ""), "\r\n") {
-		tests = append(tests, struct {
-			name string
-			msg  *mail.Msg
-			want error
-		}{"CR LF in address", crlf, sender.ErrInvalidMessage})
 	}
 	for _, tt := range tests {
 		res, err := s.Send(context.Background(), tt.msg)
@@ -474,5 +470,29 @@ func TestDialErrorsAreClassified(t *testing.T) {
 	var se *sender.Error
 	if !errors.As(err, &se) || se.Verdict.Reason != classify.ReasonConnectionRefused || se.Attempts != 2 || !errors.Is(err, sender.ErrDeferred) {
 		t.Fatalf("err = %v, want connection refused twice, deferred", err)
+	}
+}
+
+func TestSMTPUTF8OnlyWhenAnAddressNeedsIt(t *testing.T) {
+	srv := sendertest.NewServer(sendertest.Options{})
+	defer srv.Close()
+	s, _ := newSender(t, srv, sender.Options{MaxConnections: 1})
+	for _, to := range []string{"bob@example.com", "jörg@bücher.example"} {
+		if _, err := s.Send(context.Background(), newMsg(t, to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mails []string
+	for _, c := range srv.Commands() {
+		if c.Verb == "MAIL" {
+			mails = append(mails, c.Line)
+		}
+	}
+	want := []string{
+		"MAIL FROM:<alice@example.com> BODY=8BITMIME",
+		"MAIL FROM:<alice@example.com> BODY=8BITMIME SMTPUTF8", // RFC 6531 §3.4
+	}
+	if !slices.Equal(mails, want) {
+		t.Errorf("MAIL lines %q, want %q", mails, want)
 	}
 }
